@@ -1,0 +1,70 @@
+"""backlog-gitops: the command line. Thin: parses options, calls the library, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import UserError
+
+app = typer.Typer(
+    name="backlog-gitops",
+    help="Render, validate, review and simulate backlog autoscaling of NATS JetStream consumers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EnvOption = Annotated[Optional[str], typer.Option("--env", help="Only this environment (default: all).")]
+EnvDirOption = Annotated[Path, typer.Option("--environments", help="Folder of environment files.")]
+DistOption = Annotated[Path, typer.Option("--dist", help="Folder of rendered manifests.")]
+
+
+@app.callback()
+def _root() -> None:
+    """Render, validate, review and simulate backlog autoscaling of NATS JetStream consumers."""
+
+
+def fail(exc: UserError) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(exc.exit_code)
+
+
+@app.command()
+def synth(
+    env: EnvOption = None,
+    check: Annotated[bool, typer.Option("--check", help="Do not write; exit 1 if dist/ differs from a fresh render.")] = False,
+    environments: EnvDirOption = Path("environments"),
+    dist: DistOption = Path("dist"),
+) -> None:
+    """Render environments/*.yaml into dist/<env>/ (one file per resource), atomically."""
+    from . import synth as synth_mod
+
+    try:
+        if check:
+            if env is not None:
+                raise UserError("--check compares the whole dist/; drop --env")
+            result = synth_mod.check(environments, dist)
+            if result.fresh:
+                typer.echo(f"{dist}/ is up to date")
+                return
+            typer.echo(f"{dist}/ is stale; run 'backlog-gitops synth' and commit the result:", err=True)
+            for label, files in (("changed", result.changed), ("not committed", result.missing), ("no longer rendered", result.extra)):
+                for f in files:
+                    typer.echo(f"  {label}: {dist}/{f}", err=True)
+            raise typer.Exit(1)
+        names = synth_mod.synth(environments, dist, env)
+        typer.echo(f"rendered {', '.join(names)} into {dist}/")
+    except UserError as exc:
+        raise fail(exc) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
