@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import cdk8s
+from cdk8s_plus_32 import k8s
+from constructs import Construct
 
-# Node 20 is past jsii's support window; keep its banner out of synth output (DEVELOPERS.md asks for the first,
-# jsii >= 1.1xx reads the second once the release is end-of-life).
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-import cdk8s  # noqa: E402
-from cdk8s_plus_32 import k8s  # noqa: E402
-from constructs import Construct  # noqa: E402
-
-from .adapter_rules import shipped_rules  # noqa: E402
-from .argo_application import ArgoApplication, ArgoApplicationProps  # noqa: E402
-from .config import EnvironmentConfig  # noqa: E402
-from .consumer_autoscaler import ConsumerAutoscaler, ConsumerAutoscalerProps  # noqa: E402
-from .meta import common_labels  # noqa: E402
-from .nats_exporter import NatsExporter  # noqa: E402
-from .prometheus_adapter import SYNC_WAVE, PrometheusAdapter, PrometheusAdapterProps  # noqa: E402
-from .slo_dashboard import SloDashboard  # noqa: E402
-from .slo_rules import SloRules  # noqa: E402
+from .adapter_rules import shipped_rules
+from .argo_application import ArgoApplication, ArgoApplicationProps
+from .config import EnvironmentConfig
+from .consumer_autoscaler import ConsumerAutoscaler, ConsumerAutoscalerProps
+from .meta import common_labels
+from .nats_exporter import NatsExporter
+from .prometheus_adapter import SYNC_WAVE, PrometheusAdapter, PrometheusAdapterProps
+from .slo_dashboard import SloDashboard
+from .slo_rules import SloRules
 
 ARGOCD_CHART = "argocd"
 DIST_PREFIX = "dist"

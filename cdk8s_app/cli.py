@@ -62,6 +62,29 @@ def synth(
         raise fail(exc) from None
 
 
+@app.command()
+def validate(
+    env: EnvOption = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text, json or junit.")] = "text",
+    environments: EnvDirOption = Path("environments"),
+    dist: DistOption = Path("dist"),
+) -> None:
+    """Check environment files and dist/: schemas (kubeconform), cross-references, promtool, security policy."""
+    from .validation.reporters import REPORTERS
+    from .validation.runner import RULE_TITLES
+    from .validation.runner import validate as run_validate
+
+    try:
+        if output not in REPORTERS:
+            raise UserError(f"unknown --output {output!r}; use one of: {', '.join(REPORTERS)}")
+        result = run_validate(environments, dist, env)
+    except UserError as exc:
+        raise fail(exc) from None
+    typer.echo(REPORTERS[output](result, RULE_TITLES), nl=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 
