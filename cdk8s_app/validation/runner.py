@@ -49,8 +49,15 @@ def validate(env_dir: Path, dist: Path, only: str | None = None) -> Result:
         em = load_env_manifests(folder)
         version = env.kubernetes_version if env else (versions[-1] if versions else "1.32.0")
         result.findings += tools.kubeconform(em, version)
-        for _, _, check in crossref.CHECKS:
-            result.findings += check(em, env)
+        for rule_id, _, check in crossref.CHECKS:
+            try:
+                result.findings += list(check(em, env))
+            except (TypeError, KeyError, AttributeError, ValueError) as exc:
+                # A malformed manifest (reported by kubeconform) must not hide the other findings.
+                result.findings.append(
+                    Finding(rule=rule_id, env=name, file=f"{name}/", obj="-", message=f"could not run this check on malformed manifests ({exc})",
+                            fix="fix the KCF001 findings first")  # fmt: skip
+                )
         result.findings += tools.promql_parses(em)
         result.findings += tools.promtool_rules(em)
         result.findings += security.run(em)

@@ -91,12 +91,15 @@ def kubeconform(em: EnvManifests, kubernetes_version: str) -> Iterator[Finding]:
             yield Finding(rule="KCF002", env=em.env, file=file, obj=obj, message=f"no schema for {res.get('kind')} {res.get('version')}: {msg}",
                           fix="add the CRD to scripts/gen_crd_schemas.py and regenerate schemas/crds")  # fmt: skip
             continue
-        errors = res.get("validationErrors") or [{"path": "", "msg": msg}]
+        # The message lists every leaf error ("- at '/spec/x': why"); validationErrors only the top one.
+        leaves = [{"path": p, "msg": m.strip()} for p, m in _LEAF.findall(msg) if m.strip() != "validation failed"]
+        errors = leaves or res.get("validationErrors") or [{"path": "", "msg": msg}]
         for err in errors:
             yield Finding(rule="KCF001", env=em.env, file=file, obj=obj, message=f"{err.get('path') or '/'}: {err.get('msg')}",
                           fix="fix the construct that renders this field")  # fmt: skip
 
 
+_LEAF = re.compile(r"- at '([^']*)': (.*?)(?=\s+- at '|$)")
 _PROMTOOL_ERROR = re.compile(r'group "(?P<group>[^"]+)", rule (?P<rule>\d+)(?:, "(?P<name>[^"]*)")?: (?P<msg>.*)')
 
 
