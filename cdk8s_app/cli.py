@@ -85,6 +85,43 @@ def validate(
         raise typer.Exit(1)
 
 
+@app.command("test-rules")
+def test_rules(
+    env: EnvOption = None,
+    environments: EnvDirOption = Path("environments"),
+    dist: DistOption = Path("dist"),
+    write: Annotated[Optional[Path], typer.Option("--write", help="Also write each environment's promtool test file here.")] = None,
+) -> None:
+    """Run the alert-scenario tests (promtool test rules) against the PrometheusRule in dist/<env>/."""
+    import yaml
+
+    from . import rule_tests
+    from .config import load_environments
+    from .validation.model import load_env_manifests
+    from .validation.tools import find_tool
+
+    try:
+        failed = False
+        promtool = find_tool("promtool")
+        for config in load_environments(environments, env):
+            em = load_env_manifests(dist / config.name)
+            for manifest, groups in em.rule_groups:
+                result = rule_tests.run(config, groups, promtool)
+                status = "PASS" if result.ok else "FAIL"
+                typer.echo(f"{status} {config.name} {manifest.ref}: {result.scenarios} scenarios")
+                if not result.ok:
+                    failed = True
+                    typer.echo(result.output)
+            if write is not None:
+                write.mkdir(parents=True, exist_ok=True)
+                spec = rule_tests.test_file(config, f"{config.name}.rules.yaml")
+                (write / f"{config.name}.tests.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, width=200))
+    except UserError as exc:
+        raise fail(exc) from None
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

@@ -59,8 +59,11 @@ _HOURS = {"1h": 1, "6h": 6, "1d": 24, "3d": 72}
 
 
 def burn_factor(window: BurnWindow, budget_days: int) -> float:
-    """Burn rate that spends ``budget_fraction`` of a ``budget_days`` budget in the long window (14.4 for 2 %/1h/30d)."""
-    return round(window.budget_fraction * budget_days * 24 / _HOURS[window.long], 4)
+    """Burn rate that spends ``budget_fraction`` of a ``budget_days`` budget in the long window (14.4 for 2 %/1h/30d).
+
+    Never below 1: a burn rate under 1 is sustainable for any budget window, so it must not alert (short budget
+    windows such as 7 days would otherwise ticket on a trickle that is within budget)."""
+    return max(1.0, round(window.budget_fraction * budget_days * 24 / _HOURS[window.long], 4))
 
 
 @dataclass(frozen=True, kw_only=True)

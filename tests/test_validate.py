@@ -114,6 +114,8 @@ CASES = [
                  "XREF017", "uses datasource 'grafanacloud-prom'", id="dashboard-wrong-datasource"),
     pytest.param(RULES, rule_group(lambda rules: rules[0].update(expr="max by (stream_name) (rate(jetstream_consumer_num_pending[5m])")), "PROM001",
                  "could not parse expression", id="promtool-rule-syntax"),
+    pytest.param(RULES, rule_group(lambda rules: rules[0].update({"for": "5m"}), 2), "PROM002", "alertname: SustainedBacklogWarning, time: 9m",
+                 id="promtool-scenario-warning-too-early"),
     # security policy
     pytest.param(EXPORTER, container(lambda c: c["securityContext"].update(allowPrivilegeEscalation=True)), "SEC001", "allows privilege escalation", id="privilege-escalation"),
     pytest.param(EXPORTER, container(lambda c: c["securityContext"].update(readOnlyRootFilesystem=False)), "SEC001", "writable root filesystem", id="writable-rootfs"),

@@ -17,6 +17,7 @@ RULE_TITLES: dict[str, str] = {
     **{rule_id: title for rule_id, title, _ in crossref.CHECKS},
     "XREF005": "adapter metricsQuery templates and dashboard queries parse as PromQL (promtool)",
     "PROM001": "promtool check rules on each PrometheusRule",
+    "PROM002": "promtool test rules: generated alert scenarios pass against the rendered rules",
     **security.RULES,
 }
 
@@ -60,6 +61,7 @@ def validate(env_dir: Path, dist: Path, only: str | None = None) -> Result:
                 )
         result.findings += tools.promql_parses(em)
         result.findings += tools.promtool_rules(em)
+        result.findings += tools.promtool_scenarios(em, env)
         result.findings += security.run(em)
     argocd = dist / ARGOCD_CHART
     if only is None and argocd.is_dir():

@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 
 from ..adapter_rules import render_metrics_query
-from ..config import PROJECT_ROOT
+from .. import rule_tests
+from ..config import PROJECT_ROOT, EnvironmentConfig
 from ..errors import ToolMissingError, UserError
 from .model import EnvManifests, Finding
 
@@ -160,3 +161,16 @@ def promql_parses(em: EnvManifests) -> Iterator[Finding]:
         m, what, promql = queries[index]
         yield Finding(rule="XREF005", env=em.env, file=em.rel(m), obj=m.ref, message=f"{what} does not parse: {message} (query: {promql})",
                       fix="fix the PromQL template")  # fmt: skip
+
+
+def promtool_scenarios(em: EnvManifests, env: EnvironmentConfig | None) -> Iterator[Finding]:
+    """PROM002: the alert scenarios generated from the environment config pass against the rendered rules."""
+    if env is None:
+        return
+    for m, groups in em.rule_groups:
+        result = rule_tests.run(env, groups, find_tool("promtool"))
+        if not result.ok:
+            failed = [line.strip() for line in result.output.splitlines() if line.strip().startswith(("name:", "alertname:"))]
+            yield Finding(rule="PROM002", env=em.env, file=em.rel(m), obj=m.ref,
+                          message="promtool test rules failed: " + " | ".join(failed or [result.output[-400:]]),
+                          fix="run 'backlog-gitops test-rules --env " + em.env + "' for the full report; fix the rule or the config")  # fmt: skip
