@@ -72,17 +72,24 @@ def resource_requirements(cpu_request: str, memory_request: str, cpu_limit: str,
     )
 
 
+def namespace_peer(namespace: str, pod_labels: dict[str, str]) -> k8s.NetworkPolicyPeer:
+    """Pods with ``pod_labels`` in ``namespace`` (selected by its automatic kubernetes.io/metadata.name label)."""
+    return k8s.NetworkPolicyPeer(
+        namespace_selector=k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": namespace}),
+        pod_selector=k8s.LabelSelector(match_labels=pod_labels),
+    )
+
+
+def tcp(port: int) -> k8s.NetworkPolicyPort:
+    return k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(port), protocol="TCP")
+
+
 def dns_egress() -> k8s.NetworkPolicyEgressRule:
     """DNS to kube-dns, needed to resolve the NATS and Prometheus service names."""
     return k8s.NetworkPolicyEgressRule(
-        to=[
-            k8s.NetworkPolicyPeer(
-                namespace_selector=k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
-                pod_selector=k8s.LabelSelector(match_labels={"k8s-app": "kube-dns"}),
-            )
-        ],
+        to=[namespace_peer("kube-system", {"k8s-app": "kube-dns"})],
         ports=[
             k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(53), protocol="UDP"),
-            k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(53), protocol="TCP"),
+            tcp(53),
         ],
     )

@@ -12,11 +12,13 @@ from .config import EnvironmentConfig
 from .meta import (
     common_labels,
     dns_egress,
+    namespace_peer,
     image_version,
     resource_requirements,
     restricted_container_security,
     restricted_pod_security,
     selector_labels,
+    tcp,
 )
 from .slo_rules import EXPORTER_JOB
 
@@ -136,27 +138,17 @@ class NatsExporter(Construct):
                 ingress=[
                     k8s.NetworkPolicyIngressRule(
                         from_=[
-                            k8s.NetworkPolicyPeer(
-                                namespace_selector=k8s.LabelSelector(
-                                    match_labels={"kubernetes.io/metadata.name": env.prometheus.namespace}
-                                ),
-                                pod_selector=k8s.LabelSelector(match_labels=env.prometheus.pod_selector),
-                            )
+                            namespace_peer(env.prometheus.namespace, env.prometheus.pod_selector)
                         ],
-                        ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(props.port), protocol="TCP")],
+                        ports=[tcp(props.port)],
                     )
                 ],
                 egress=[
                     k8s.NetworkPolicyEgressRule(
                         to=[
-                            k8s.NetworkPolicyPeer(
-                                namespace_selector=k8s.LabelSelector(
-                                    match_labels={"kubernetes.io/metadata.name": env.nats.namespace}
-                                ),
-                                pod_selector=k8s.LabelSelector(match_labels=env.nats.pod_selector),
-                            )
+                            namespace_peer(env.nats.namespace, env.nats.pod_selector)
                         ],
-                        ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(env.nats.monitoring_port), protocol="TCP")],
+                        ports=[tcp(env.nats.monitoring_port)],
                     ),
                     dns_egress(),
                 ],

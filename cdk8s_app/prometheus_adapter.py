@@ -21,11 +21,13 @@ from .meta import (
     checksum,
     common_labels,
     dns_egress,
+    namespace_peer,
     image_version,
     resource_requirements,
     restricted_container_security,
     restricted_pod_security,
     selector_labels,
+    tcp,
 )
 
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
@@ -240,26 +242,21 @@ class PrometheusAdapter(Construct):
                 # The API server is not a pod and its address differs per cluster: allow the serving port from anywhere.
                 ingress=[
                     k8s.NetworkPolicyIngressRule(
-                        ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(props.secure_port), protocol="TCP")]
+                        ports=[tcp(props.secure_port)]
                     )
                 ],
                 egress=[
                     k8s.NetworkPolicyEgressRule(
                         to=[
-                            k8s.NetworkPolicyPeer(
-                                namespace_selector=k8s.LabelSelector(
-                                    match_labels={"kubernetes.io/metadata.name": env.prometheus.namespace}
-                                ),
-                                pod_selector=k8s.LabelSelector(match_labels=env.prometheus.pod_selector),
-                            )
+                            namespace_peer(env.prometheus.namespace, env.prometheus.pod_selector)
                         ],
-                        ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(prometheus.port or 80), protocol="TCP")],
+                        ports=[tcp(prometheus.port or 80)],
                     ),
                     # Token reviews and discovery against the Kubernetes API (address differs per cluster).
                     k8s.NetworkPolicyEgressRule(
                         ports=[
-                            k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(443), protocol="TCP"),
-                            k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(6443), protocol="TCP"),
+                            tcp(443),
+                            tcp(6443),
                         ]
                     ),
                     dns_egress(),
