@@ -245,12 +245,18 @@ def _json_path(parts: Any) -> str:
     return out
 
 
-def _line_of(text: str, parts: list[Any]) -> int | None:
-    """Line (1-based) of the node at ``parts`` in the YAML text, for messages; None if not found."""
+@cache
+def _compose(text: str) -> yaml.Node | None:
+    """The YAML node tree of a file, parsed once however many errors it has."""
     try:
-        node = yaml.compose(text)
+        return yaml.compose(text)
     except yaml.YAMLError:
         return None
+
+
+def _line_of(text: str, parts: list[Any]) -> int | None:
+    """Line (1-based) of the node at ``parts`` in the YAML text, for messages; None if not found."""
+    node = _compose(text)
     line = node.start_mark.line + 1 if node else None
     for part in parts:
         if isinstance(node, yaml.MappingNode):

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .app import ARGOCD_CHART, build_app
+from .app import build_app
 from .config import load_environments
 
 
@@ -67,5 +67,3 @@ def check(env_dir: Path, dist: Path) -> Staleness:
         changed = sorted(f for f in fresh & committed if not filecmp.cmp(fresh_root / f, dist / f, shallow=False))
         return Staleness(changed=tuple(changed), missing=tuple(sorted(fresh - committed)), extra=tuple(sorted(committed - fresh)))
 
-
-__all__ = ["ARGOCD_CHART", "Staleness", "check", "render", "synth"]
