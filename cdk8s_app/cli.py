@@ -85,6 +85,29 @@ def validate(
         raise typer.Exit(1)
 
 
+@app.command()
+def diff(
+    base: Annotated[Optional[str], typer.Option("--base", help="Git ref whose committed dist/ to compare with (default: dist/ in the working tree).")] = None,
+    env: EnvOption = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text, markdown (a PR comment) or json.")] = "text",
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything changed.")] = False,
+    environments: EnvDirOption = Path("environments"),
+    dist: DistOption = Path("dist"),
+) -> None:
+    """Show, resource by resource, how a fresh render differs from dist/ (or from dist/ at --base)."""
+    from . import review
+
+    try:
+        if output not in review.FORMATS:
+            raise UserError(f"unknown --output {output!r}; use one of: {', '.join(review.FORMATS)}")
+        result = review.review(environments, dist, base_ref=base, only=env)
+    except UserError as exc:
+        raise fail(exc) from None
+    typer.echo(review.FORMATS[output](result), nl=False)
+    if exit_code and result.has_changes:
+        raise typer.Exit(1)
+
+
 @app.command("test-rules")
 def test_rules(
     env: EnvOption = None,

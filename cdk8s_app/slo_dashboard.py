@@ -128,7 +128,11 @@ def build_dashboard(env: EnvironmentConfig, props: SloDashboardProps = SloDashbo
             .with_target(_query("sum(jetstream_server_jetstream_disabled)", "disabled", "A"))
         )  # fmt: skip
     )
-    return json.loads(json.dumps(board.build(), cls=JSONEncoder, sort_keys=True))  # type: ignore[no-any-return]
+    model: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder, sort_keys=True))
+    # The SDK leaves every panel id 0; unique ids in layout order keep ?viewPanel=N links stable across renders.
+    for number, panel in enumerate(model.get("panels", []), start=1):
+        panel["id"] = number
+    return model
 
 
 class SloDashboard(Construct):
