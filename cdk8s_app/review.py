@@ -291,7 +291,7 @@ def _changed_region(before: str, after: str, context: int = 24, limit: int = 80)
 def _short(value: Any, limit: int = 80) -> str:
     if isinstance(value, str) and "\n" in value:
         return f"<{value.count(chr(10)) + 1} lines>"
-    text = json.dumps(value, sort_keys=True, default=str)
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
