@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything backlog-gitops needs, from the package registries only, into local folders:
-#   .venv/ (Python), node_modules/ (cdk8s CLI), .tools/bin/ (Go-built tools), and Debian's promtool.
+#   .venv/ (Python), node_modules/ (cdk8s CLI), .tools/bin/ (Go-built tools), Debian packages (promtool, shellcheck).
 # Idempotent: a tool already present at its pinned version is not reinstalled.
 #   scripts/setup.sh          runtime (synth)
-#   scripts/setup.sh --test   plus test tooling (pytest, kubeconform, promtool)
+#   scripts/setup.sh --test   plus test tooling (pytest, kubeconform, actionlint, promtool, shellcheck)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KUBECONFORM_VERSION=v0.7.0
+ACTIONLINT_VERSION=v1.7.12
 TOOLS_BIN="$PWD/.tools/bin"
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
@@ -49,13 +50,17 @@ go_tool() {  # name module version
   echo "$version" > "$TOOLS_BIN/.$name.version"
 }
 go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
+go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
 
-# promtool from Debian's prometheus package.
-if ! command -v promtool >/dev/null 2>&1; then
-  log "installing promtool (Debian package prometheus)"
+# Debian packages: promtool (prometheus) and shellcheck, which actionlint runs on workflow scripts.
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 log "ready"

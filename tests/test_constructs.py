@@ -174,6 +174,20 @@ def test_argocd_applications_sync_each_environment_folder(rendered: Path) -> Non
     assert docs["Application/argocd/backlog-gitops"]["spec"]["source"]["path"] == "dist/argocd"
 
 
+def test_sync_waves_order_dependencies(env_docs) -> None:
+    """Namespace, then the adapter (Argo CD waits for it to be Available), then the APIServices, then the HPAs."""
+    _, docs = env_docs
+
+    def wave(key: str) -> int:
+        return int(docs[key]["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+    hpas = [k for k in docs if k.startswith("HorizontalPodAutoscaler/")]
+    assert hpas
+    assert wave("Namespace/nats-autoscaling") < wave("Deployment/nats-autoscaling/prometheus-adapter")
+    for group in ("custom.metrics.k8s.io", "external.metrics.k8s.io"):
+        assert wave("Deployment/nats-autoscaling/prometheus-adapter") < wave(f"APIService/v1beta1.{group}") < min(map(wave, hpas))
+
+
 def test_rule_change_changes_checksum(env_copy, tmp_path: Path, rendered: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cdk8s_app import adapter_rules, app
 
