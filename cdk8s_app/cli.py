@@ -108,6 +108,44 @@ def diff(
         raise typer.Exit(1)
 
 
+@app.command()
+def simulate(
+    env: EnvOption = None,
+    consumer: Annotated[Optional[str], typer.Option("--consumer", help="Only this consumer.")] = None,
+    profile: Annotated[
+        Optional[str], typer.Option("--profile", help="A declared load profile's name, or a recorded series file (.csv seconds,rate / .json).")
+    ] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of backlog, replicas and drain time vs the SLO.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+    environments: EnvDirOption = Path("environments"),
+    dist: DistOption = Path("dist"),
+) -> None:
+    """Simulate each consumer's HPA (as rendered in dist/) under its load profiles; exit 1 when one misses the drain SLO."""
+    from .config import load_environments
+    from .simulation import runner
+
+    try:
+        if output not in runner.FORMATS:
+            raise UserError(f"unknown --output {output!r}; use one of: {', '.join(runner.FORMATS)}")
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise UserError(f"--plot {plot}: the plot is a PNG; name the file *.png")
+        cases = []
+        for config in load_environments(environments, env):
+            if consumer is None or any(c.name == consumer for c in config.consumers):
+                cases += runner.plan(config, dist, consumer=consumer, profile=profile)
+        if not cases:
+            raise UserError(f"nothing to simulate: no consumer {consumer!r}" if consumer else "nothing to simulate: no loadProfiles declared")
+        results = runner.run(cases)
+    except UserError as exc:
+        raise fail(exc) from None
+    typer.echo(runner.FORMATS[output](results), nl=False)
+    if plot is not None:
+        runner.plot(results, plot)
+        typer.echo(f"plot written to {plot}", err=True)
+    if not all(r.outcome.passed for r in results):
+        raise typer.Exit(1)
+
+
 @app.command("test-rules")
 def test_rules(
     env: EnvOption = None,

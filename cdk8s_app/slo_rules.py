@@ -18,6 +18,8 @@ from .meta import common_labels
 from .metrics import BY_CONSUMER
 
 # Recorded series (the seed's names are kept for the adapter and dashboards).
+# Evaluation interval of every rule group; simulate adds it to the metric pipeline delay.
+RULE_INTERVAL_SECONDS = 30
 PENDING = "stream_consumer:jetstream_consumer_num_pending:max"
 ACK_PENDING = "stream_consumer:jetstream_consumer_num_ack_pending:max"
 BACKLOG = "jetstream_backlog"
@@ -116,7 +118,7 @@ def recording_groups(slo: SloConfig) -> tuple[RuleGroup, ...]:
     # the leader); summing would multiply the backlog by the cluster size, max survives leader elections.
     backlog = RuleGroup(
         name="backlog-gitops.jetstream.backlog",
-        interval="30s",
+        interval=f"{RULE_INTERVAL_SECONDS}s",
         rules=(
             RecordingRule(record=PENDING, expr=f"max by ({BY_CONSUMER}) (jetstream_consumer_num_pending)"),
             RecordingRule(record=ACK_PENDING, expr=f"max by ({BY_CONSUMER}) (jetstream_consumer_num_ack_pending)"),
@@ -144,7 +146,7 @@ def recording_groups(slo: SloConfig) -> tuple[RuleGroup, ...]:
             drain_rules.append(RecordingRule(record=SEED_RATIO_ALIASES[window], expr=ratio))
     for window in CAP_WINDOWS:
         drain_rules.append(RecordingRule(record=CAP_ERROR_RATIO.format(window=window), expr=_ratio(window, slo.drain_cap_seconds)))
-    drain = RuleGroup(name="backlog-gitops.slo.drain", interval="30s", rules=tuple(drain_rules))
+    drain = RuleGroup(name="backlog-gitops.slo.drain", interval=f"{RULE_INTERVAL_SECONDS}s", rules=tuple(drain_rules))
     return backlog, drain
 
 
@@ -206,7 +208,7 @@ def alerting_group(env: EnvironmentConfig) -> RuleGroup:
               "NATS connections near the limit",
               f"NATS server {{{{ $labels.server_id }}}} uses {{{{ $value | humanizePercentage }}}} of max_connections (threshold {a.connection_pressure_ratio:.0%})."),
     ]  # fmt: skip
-    return RuleGroup(name="backlog-gitops.alerts", interval="30s", rules=tuple(rules))
+    return RuleGroup(name="backlog-gitops.alerts", interval=f"{RULE_INTERVAL_SECONDS}s", rules=tuple(rules))
 
 
 def rule_groups(env: EnvironmentConfig) -> tuple[RuleGroup, ...]:

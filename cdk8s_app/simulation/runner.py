@@ -1,0 +1,208 @@
+"""simulate: every consumer of an environment against its declared load envelope, with the HPA as rendered in dist/."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import ConsumerConfig, EnvironmentConfig
+from ..durations import parse_duration
+from ..errors import UserError
+from ..adapter_rules import BACKLOG_METRIC as HPA_BACKLOG_METRIC
+from ..slo_rules import RULE_INTERVAL_SECONDS
+from ..validation.model import EnvManifests, load_env_manifests
+from .engine import ConsumerModel, Outcome, Slo, simulate
+from .hpa import HpaSpec
+from .load import Arrivals, from_profile, load_recorded
+
+
+@dataclass(frozen=True)
+class Case:
+    env: str
+    consumer: str
+    spec: HpaSpec
+    model: ConsumerModel
+    arrivals: Arrivals
+    slo: Slo
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    outcome: Outcome
+
+    def advice(self) -> str:
+        """What to change, for a failed case."""
+        o, s = self.outcome, self.case.spec
+        if o.required_replicas > s.max_replicas:
+            return (
+                f"the peak of {max(self.case.arrivals.rates):.0f} msg/s needs {o.required_replicas} replicas at "
+                f"{self.case.model.throughput_per_replica:g} msg/s each, but maxReplicas is {s.max_replicas}: raise maxReplicas"
+            )
+        if o.seconds_at_max_replicas:
+            return f"it ran at maxReplicas {s.max_replicas} for {o.seconds_at_max_replicas}s: raise maxReplicas or throughput per replica"
+        return "scale-up is too slow: lower backlogTargetPerReplica, allow more pods per scale-up period, or shorten pod start-up"
+
+
+def hpa_spec(em: EnvManifests, consumer: ConsumerConfig) -> HpaSpec:
+    manifest = em.find("HorizontalPodAutoscaler", consumer.name, consumer.namespace)
+    if manifest is None:
+        raise UserError(f"{em.folder}: no HorizontalPodAutoscaler {consumer.namespace}/{consumer.name}; run 'backlog-gitops synth'")
+    try:
+        return HpaSpec.from_manifest(manifest.doc, HPA_BACKLOG_METRIC)
+    except (KeyError, StopIteration, TypeError, ValueError):
+        raise UserError(
+            f"{manifest.path}: not an autoscaling/v2 HPA with an External AverageValue target on {HPA_BACKLOG_METRIC}; "
+            "run 'backlog-gitops synth' (and 'validate')"
+        ) from None
+
+
+def plan(env: EnvironmentConfig, dist: Path, *, consumer: str | None = None, profile: str | None = None) -> list[Case]:
+    """The cases to run; ``profile`` is a declared profile's name or a recorded series file (CSV/JSON)."""
+    em = load_env_manifests(dist / env.name)
+    consumers = [c for c in env.consumers if consumer is None or c.name == consumer]
+    if not consumers:
+        raise UserError(f"{env.name}: no consumer {consumer!r}; known: {', '.join(c.name for c in env.consumers)}")
+    recorded = load_recorded(Path(profile)) if profile and Path(profile).suffix in (".csv", ".json") else None
+    slo = Slo(drain_p95_seconds=env.slo.drain_p95_seconds, drain_cap_seconds=env.slo.drain_cap_seconds)
+    model_base = {
+        "scrape_interval_seconds": parse_duration(env.prometheus.scrape_interval),
+        "rule_interval_seconds": RULE_INTERVAL_SECONDS,
+    }
+    cases = []
+    for c in consumers:
+        model = ConsumerModel(throughput_per_replica=c.throughput_per_replica, pod_startup_seconds=c.pod_startup_seconds, **model_base)
+        if recorded is not None:
+            profiles = [recorded]
+        else:
+            profiles = [from_profile(p) for p in c.load_profiles if profile is None or p.name == profile]
+            if profile is not None and not profiles:
+                known = ", ".join(p.name for p in c.load_profiles) or "none"
+                raise UserError(f"{env.name}/{c.name}: no load profile {profile!r} (declared: {known}); or pass a .csv/.json file")
+        spec = hpa_spec(em, c)
+        cases += [Case(env.name, c.name, spec, model, a, slo) for a in profiles]
+    return cases
+
+
+def run(cases: list[Case]) -> list[CaseResult]:
+    return [CaseResult(c, simulate(c.spec, c.model, c.arrivals, c.slo)) for c in cases]
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+COLUMNS = ("ENV", "CONSUMER", "PROFILE", "PEAK BACKLOG", "P95 DRAIN", "MAX DRAIN", "FIRST SCALE-UP", "PEAK REPLICAS", "REPLICA-MIN", "RESULT")
+
+
+def row(r: CaseResult) -> tuple[str, ...]:
+    o = r.outcome
+    return (
+        r.case.env,
+        r.case.consumer,
+        o.profile,
+        f"{o.peak_backlog:,.0f}",
+        f"{o.drain_p95_seconds:.0f}s",
+        f"{o.drain_max_seconds:.0f}s",
+        _clock(o.first_scale_up_seconds),
+        f"{o.peak_replicas}/{r.case.spec.max_replicas}",
+        f"{o.replica_minutes:,.0f}",
+        "PASS" if o.passed else "FAIL",
+    )
+
+
+def failure_message(r: CaseResult) -> str:
+    o = r.outcome
+    return f"{r.case.env}/{r.case.consumer} under {o.profile}: {'; '.join(o.violations)} (peak backlog {o.peak_backlog:,.0f}); {r.advice()}"
+
+
+def as_text(results: list[CaseResult]) -> str:
+    rows = [COLUMNS, *(row(r) for r in results)]
+    widths = [max(len(x[i]) for x in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(x, widths, strict=True)).rstrip() for x in rows]
+    failed = [r for r in results if not r.outcome.passed]
+    lines += [""] + [f"FAIL {failure_message(r)}" for r in failed] if failed else []
+    undrained = [r for r in results if r.outcome.undrained_messages >= 1]
+    lines += [
+        f"note: {r.case.env}/{r.case.consumer} under {r.outcome.profile}: {r.outcome.undrained_messages:,.0f} messages still queued at the "
+        "end of the horizon; their drain times are lower bounds"
+        for r in undrained
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(results: list[CaseResult]) -> str:
+    out: list[dict[str, Any]] = []
+    for r in results:
+        o = r.outcome
+        out.append(
+            {
+                "env": r.case.env,
+                "consumer": r.case.consumer,
+                "profile": o.profile,
+                "horizonSeconds": o.horizon_seconds,
+                "peakBacklog": round(o.peak_backlog, 1),
+                "peakBacklogAtSeconds": o.peak_backlog_at,
+                "drainP95Seconds": round(o.drain_p95_seconds, 1),
+                "drainMaxSeconds": round(o.drain_max_seconds, 1),
+                "firstScaleUpSeconds": o.first_scale_up_seconds,
+                "peakReplicas": o.peak_replicas,
+                "maxReplicas": r.case.spec.max_replicas,
+                "secondsAtMaxReplicas": o.seconds_at_max_replicas,
+                "replicaMinutes": round(o.replica_minutes, 1),
+                "messages": round(o.messages, 1),
+                "undrainedMessages": round(o.undrained_messages, 1),
+                "slo": {"drainP95Seconds": o.slo.drain_p95_seconds, "drainCapSeconds": o.slo.drain_cap_seconds},
+                "passed": o.passed,
+                "violations": list(o.violations),
+                "advice": None if o.passed else r.advice(),
+            }
+        )
+    return json.dumps(out, indent=2, sort_keys=True) + "\n"
+
+
+FORMATS = {"text": as_text, "json": as_json}
+
+
+def plot(results: list[CaseResult], path: Path) -> None:
+    """One row per case: backlog and replicas over time, then drain time against the SLO lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(results), 2, figsize=(14, 3.2 * len(results)), squeeze=False)
+    for (left, right), r in zip(axes, results, strict=True):
+        o, tr = r.outcome, r.outcome.trace
+        minutes = [t / 60 for t in range(o.horizon_seconds)]
+        title = f"{r.case.env}/{r.case.consumer} · {o.profile} · {'PASS' if o.passed else 'FAIL'}"
+        left.plot(minutes, tr.backlog, color="tab:blue", label="backlog")
+        left.set_ylabel("backlog (messages)")
+        left.set_xlabel("minutes")
+        left.set_title(title, fontsize=10)
+        twin = left.twinx()
+        twin.step(minutes, tr.replicas, where="post", color="tab:orange", label="replicas")
+        twin.step(minutes, tr.ready, where="post", color="tab:green", linestyle=":", label="ready")
+        twin.axhline(r.case.spec.max_replicas, color="tab:orange", linestyle="--", linewidth=0.8)
+        twin.set_ylabel("replicas")
+        twin.set_ylim(0, r.case.spec.max_replicas * 1.1 + 1)
+        handles = left.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+        left.legend(handles, [h.get_label() for h in handles], loc="upper right", fontsize=8)
+        drained = [(m, d) for m, d in zip(minutes, tr.drain_seconds, strict=True) if d is not None]
+        right.plot([m for m, _ in drained], [d for _, d in drained], color="tab:purple", label="drain time of processed messages")
+        right.axhline(o.slo.drain_p95_seconds, color="tab:red", linestyle="--", label=f"P95 target {o.slo.drain_p95_seconds:.0f}s")
+        right.axhline(o.slo.drain_cap_seconds, color="black", linestyle=":", label=f"cap {o.slo.drain_cap_seconds:.0f}s")
+        right.set_ylabel("drain time (s)")
+        right.set_xlabel("minutes")
+        right.set_title(f"P95 {o.drain_p95_seconds:.0f}s · max {o.drain_max_seconds:.0f}s", fontsize=10)
+        right.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # No software/version metadata: the PNG depends only on the results.
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)
