@@ -125,6 +125,8 @@ CASES = [
     pytest.param(EXPORTER, container(lambda c: c.pop("readinessProbe")), "SEC004", "no readinessProbe", id="no-probe"),
     pytest.param("ClusterRole.prometheus-adapter-resource-reader.k8s.yaml", lambda d: d["rules"][0].update(verbs=["*"]), "SEC005", "verbs contains '*'", id="rbac-wildcard"),
     pytest.param(EXPORTER, container(lambda c: c.update(env=[{"name": "NATS_PASSWORD", "value": "hunter2"}])), "SEC006", "sets NATS_PASSWORD inline", id="inline-secret"),
+    # simulate: one replica of 40 msg/s cannot drain the declared 150 msg/s burst within the cap
+    pytest.param(HPA, lambda d: d["spec"].update(maxReplicas=1), "SIM001", "is not under the 1200s cap", id="simulate-underprovisioned"),
 ]  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from ..durations import parse_duration
 from ..errors import UserError
 from ..adapter_rules import BACKLOG_METRIC as HPA_BACKLOG_METRIC
 from ..slo_rules import RULE_INTERVAL_SECONDS
-from ..validation.model import EnvManifests, load_env_manifests
+from ..validation.model import EnvManifests, Finding, load_env_manifests
 from .engine import ConsumerModel, Outcome, Slo, simulate
 from .hpa import HpaSpec
 from .load import Arrivals, from_profile, load_recorded
@@ -206,3 +206,23 @@ def plot(results: list[CaseResult], path: Path) -> None:
     # No software/version metadata: the PNG depends only on the results.
     fig.savefig(path, dpi=80, metadata={"Software": None})
     plt.close(fig)
+
+
+SIM_RULE = "SIM001"
+SIM_TITLE = "simulate: each HPA drains its declared load profiles within the drain SLO (P95 and cap)"
+
+
+def findings(env: EnvironmentConfig, em: EnvManifests) -> list[Finding]:
+    """validate's SIM001: the declared load envelope, simulated against the HPAs in dist/."""
+    out = []
+    for r in run(plan(env, em.folder.parent)):
+        if not r.outcome.passed:
+            manifest = em.find("HorizontalPodAutoscaler", r.case.consumer, next(c.namespace for c in env.consumers if c.name == r.case.consumer))
+            assert manifest is not None  # plan() found it
+            o = r.outcome
+            message = (
+                f"under load profile {o.profile!r}: {'; '.join(o.violations)} "
+                f"(peak backlog {o.peak_backlog:,.0f}, peak replicas {o.peak_replicas}/{r.case.spec.max_replicas})"
+            )
+            out.append(Finding(rule=SIM_RULE, env=env.name, file=em.rel(manifest), obj=manifest.ref, message=message, fix=r.advice()))
+    return out

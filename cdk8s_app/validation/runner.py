@@ -8,6 +8,8 @@ from ..app import ARGOCD_CHART
 from ..config import ConfigError, ConfigErrors, EnvironmentConfig, environment_files, load_environment
 from ..errors import UserError
 from . import crossref, security, tools
+from ..simulation.runner import SIM_RULE, SIM_TITLE
+from ..simulation.runner import findings as simulation_findings
 from .model import Finding, Result, load_env_manifests
 
 RULE_TITLES: dict[str, str] = {
@@ -19,6 +21,7 @@ RULE_TITLES: dict[str, str] = {
     "PROM001": "promtool check rules on each PrometheusRule",
     "PROM002": "promtool test rules: generated alert scenarios pass against the rendered rules",
     **security.RULES,
+    SIM_RULE: SIM_TITLE,
 }
 
 
@@ -63,6 +66,11 @@ def validate(env_dir: Path, dist: Path, only: str | None = None) -> Result:
         result.findings += tools.promtool_rules(em)
         result.findings += tools.promtool_scenarios(em, env)
         result.findings += security.run(em)
+        if env is not None:
+            try:
+                result.findings += simulation_findings(env, em)
+            except UserError as exc:
+                result.findings.append(Finding(rule=SIM_RULE, env=name, file=f"{name}/", obj="-", message=str(exc), fix="fix the findings above first"))
     argocd = dist / ARGOCD_CHART
     if only is None and argocd.is_dir():
         em = load_env_manifests(argocd)
