@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Measure synth and validate at fleet scale (not a test: prints wall-clock figures).
+"""Measure synth, validate, simulate and diff at fleet scale (not a test: prints wall-clock figures).
 
     .venv/bin/python scripts/benchmark.py --envs 50 --consumers 40
 
 Generates N environments x M consumers from environments/staging.yaml into a temp folder, then times
-rendering them and validating every one (kubeconform, cross-references, promtool, security).
+rendering them, validating every one (kubeconform, cross-references, promtool, security, simulation),
+simulating every consumer under its load profiles, and diffing a fresh render against the result.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["PATH"] = f"{ROOT / '.tools' / 'bin'}:{os.environ['PATH']}"
 
+from cdk8s_app.config import load_environments  # noqa: E402
+from cdk8s_app.review import review  # noqa: E402
+from cdk8s_app.simulation import runner  # noqa: E402
 from cdk8s_app.synth import render  # noqa: E402
 from cdk8s_app.validation.runner import validate  # noqa: E402
 
@@ -56,12 +60,25 @@ def main() -> int:
         start = time.perf_counter()
         result = validate(env_dir, dist)
         validate_s = time.perf_counter() - start
+        start = time.perf_counter()
+        cases = [c for env in load_environments(env_dir) for c in runner.plan(env, dist)]
+        results = runner.run(cases)
+        simulate_s = time.perf_counter() - start
+        start = time.perf_counter()
+        changes = review(env_dir, dist).changes
+        diff_s = time.perf_counter() - start
     print(f"fleet: {args.envs} environments x {args.consumers} consumers, {files} manifests")
     print(f"synth:    {synth_s:7.2f} s")
     print(f"validate: {validate_s:7.2f} s ({len(result.findings)} findings)")
+    seconds = sum(r.outcome.horizon_seconds for r in results)
+    print(f"simulate: {simulate_s:7.2f} s ({len(results)} consumer-profiles, {seconds / 3600:.0f} simulated hours)")
+    print(f"diff:     {diff_s:7.2f} s (render + compare, {len(changes)} changes)")
     start = time.perf_counter()
     validate(ROOT / "environments", ROOT / "dist")
     print(f"validate (shipped staging + production): {time.perf_counter() - start:.2f} s")
+    start = time.perf_counter()
+    shipped = runner.run([c for env in load_environments(ROOT / "environments") for c in runner.plan(env, ROOT / "dist")])
+    print(f"simulate (shipped, {len(shipped)} consumer-profiles): {time.perf_counter() - start:.2f} s")
     return 0
 
 
