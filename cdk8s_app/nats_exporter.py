@@ -43,7 +43,9 @@ class NatsExporter(Construct):
         labels = common_labels(props.name, "metrics-exporter", image_version(env.exporter.image))
         self.selector = selector_labels(labels)
         meta = k8s.ObjectMeta(name=props.name, namespace=env.namespace, labels=labels)
-        self.args = (*props.endpoints, f"-port={props.port}", env.nats.monitoring_url)
+        # The trailing slash matters: the exporter's healthz collector appends "healthz" to the URL as given
+        # (found by the end-to-end test), while the other collectors add "/<endpoint>" (NATS redirects "//").
+        self.args = (*props.endpoints, f"-port={props.port}", f"{env.nats.monitoring_url}/")
         probe = k8s.HttpGetAction(path="/metrics", port=k8s.IntOrString.from_string(props.port_name))
 
         k8s.KubeServiceAccount(self, "sa", metadata=meta, automount_service_account_token=False)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything backlog-gitops needs, from the package registries only, into local folders:
-#   .venv/ (Python), node_modules/ (cdk8s CLI), .tools/bin/ (Go-built tools), Debian packages (promtool, shellcheck).
+#   .venv/ (Python), node_modules/ (cdk8s CLI), .tools/bin/ (Go-built tools), Debian packages (prometheus, nats-server, shellcheck).
 # Idempotent: a tool already present at its pinned version is not reinstalled.
 #   scripts/setup.sh          runtime (synth)
-#   scripts/setup.sh --test   plus test tooling (pytest, kubeconform, actionlint, promtool, shellcheck)
+#   scripts/setup.sh --test   plus test tooling (pytest, kubeconform, actionlint, exporter, prometheus, nats-server, shellcheck)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,9 +52,21 @@ go_tool() {  # name module version
 go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
 
-# Debian packages: promtool (prometheus) and shellcheck, which actionlint runs on workflow scripts.
+# prometheus-nats-exporter for the end-to-end test, pinned by scripts/go-tools/prometheus-nats-exporter/go.mod.
+exporter_mod=scripts/go-tools/prometheus-nats-exporter
+exporter_pin=$(sha256sum "$exporter_mod/go.mod" "$exporter_mod/go.sum" | sha256sum | cut -c1-16)
+if [ ! -x "$TOOLS_BIN/prometheus-nats-exporter" ] || [ "$(cat "$TOOLS_BIN/.prometheus-nats-exporter.version" 2>/dev/null)" != "$exporter_pin" ]; then
+  log "building prometheus-nats-exporter ($(grep -o 'v[0-9.]*$' "$exporter_mod/go.mod"))"
+  mkdir -p "$TOOLS_BIN"
+  (cd "$exporter_mod" && go build -mod=readonly -o "$TOOLS_BIN/prometheus-nats-exporter" github.com/nats-io/prometheus-nats-exporter)
+  echo "$exporter_pin" > "$TOOLS_BIN/.prometheus-nats-exporter.version"
+fi
+
+# Debian packages: promtool and prometheus (prometheus), nats-server (end-to-end test), and shellcheck, which
+# actionlint runs on workflow scripts.
 missing=()
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+[ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
