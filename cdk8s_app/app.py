@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cdk8s
 from cdk8s_plus_32 import k8s
 from constructs import Construct

@@ -42,7 +42,6 @@ def build_dashboard(env: EnvironmentConfig, props: SloDashboardProps = SloDashbo
     slo = env.slo
     who = "{{stream_name}}/{{consumer_name}}"
     budget = round(1 - slo.objective, 6)
-    ratio = lambda w: slo_rules.ERROR_RATIO.format(window=w)  # noqa: E731
     burn = lambda w: slo_rules.BURN_RATE.format(window=w)  # noqa: E731
     fast = slo_rules.burn_factor(slo_rules.BURN_WINDOWS[0], slo.budget_window_days)
 

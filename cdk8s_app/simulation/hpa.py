@@ -155,30 +155,24 @@ class HpaController:
     def _limit(self, now: float, current: int, desired: int) -> int:
         s = self.spec
         if desired > current:
-            limit = self._scale_up_limit(now, current)
+            limit = self._policy_limit(now, current, s.scale_up, up=True)
             return min(desired, s.max_replicas, max(limit, current))
         if desired < current:
-            limit = min(self._scale_down_limit(now, current), current)
+            limit = min(self._policy_limit(now, current, s.scale_down, up=False), current)
             return max(desired, max(s.min_replicas, limit))
         return desired
 
-    def _scale_up_limit(self, now: float, current: int) -> int:
-        rules = self.spec.scale_up
+    def _policy_limit(self, now: float, current: int, rules: Rules, up: bool) -> int:
+        """The furthest the policies allow from ``current`` in one direction (current when Disabled)."""
         if rules.select_policy == "Disabled":
             return current
         proposals = []
         for p in rules.policies:
             start = self._period_start(now, current, p)
-            proposals.append(start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100)))
-        return min(proposals) if rules.select_policy == "Min" else max(proposals)
-
-    def _scale_down_limit(self, now: float, current: int) -> int:
-        rules = self.spec.scale_down
-        if rules.select_policy == "Disabled":
-            return current
-        proposals = []
-        for p in rules.policies:
-            start = self._period_start(now, current, p)
-            proposals.append(start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100)))
-        # The largest change down is the lowest count.
-        return max(proposals) if rules.select_policy == "Min" else min(proposals)
+            if p.type == "Pods":
+                proposals.append(start + p.value if up else start - p.value)
+            else:
+                proposals.append(math.ceil(start * (1 + p.value / 100)) if up else int(start * (1 - p.value / 100)))
+        # Max selects the largest change (highest count up, lowest down); Min the smallest.
+        largest, smallest = (max, min) if up else (min, max)
+        return smallest(proposals) if rules.select_policy == "Min" else largest(proposals)

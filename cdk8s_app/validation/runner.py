@@ -67,10 +67,7 @@ def validate(env_dir: Path, dist: Path, only: str | None = None) -> Result:
         result.findings += tools.promtool_scenarios(em, env)
         result.findings += security.run(em)
         if env is not None:
-            try:
-                result.findings += simulation_findings(env, em)
-            except UserError as exc:
-                result.findings.append(Finding(rule=SIM_RULE, env=name, file=f"{name}/", obj="-", message=str(exc), fix="fix the findings above first"))
+            result.findings += simulation_findings(env, em)
     argocd = dist / ARGOCD_CHART
     if only is None and argocd.is_dir():
         em = load_env_manifests(argocd)
