@@ -116,7 +116,10 @@ def simulate(
         Optional[str], typer.Option("--profile", help="A declared load profile's name, or a recorded series file (.csv seconds,rate / .json).")
     ] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG of backlog, replicas and drain time vs the SLO.")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+    base: Annotated[
+        Optional[str], typer.Option("--base", help="Also simulate the HPAs as committed in dist/ at this git ref, under the same load.")
+    ] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text, markdown (a PR comment section) or json.")] = "text",
     environments: EnvDirOption = Path("environments"),
     dist: DistOption = Path("dist"),
 ) -> None:
@@ -135,7 +138,7 @@ def simulate(
                 cases += runner.plan(config, dist, consumer=consumer, profile=profile)
         if not cases:
             raise UserError(f"nothing to simulate: no consumer {consumer!r}" if consumer else "nothing to simulate: no loadProfiles declared")
-        results = runner.run(cases)
+        results = runner.run(cases, runner.base_specs(dist, base, cases) if base else None)
     except UserError as exc:
         raise fail(exc) from None
     typer.echo(runner.FORMATS[output](results), nl=False)

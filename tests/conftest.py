@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,29 @@ def env_copy(tmp_path: Path) -> Callable[..., Path]:
         return folder
 
     return make
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository holding the shipped environments and their rendered dist/, committed as HEAD."""
+    from cdk8s_app.synth import synth
+
+    root = tmp_path / "repo"
+    shutil.copytree(ENVIRONMENTS, root / "environments")
+    synth(root / "environments", root / "dist")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "empty")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "render")
+    return root
+
+
+def edit(root: Path, env: str, change: Any) -> None:
+    path = root / "environments" / f"{env}.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -129,6 +129,7 @@ class Stack:
     prometheus_url: str
     exporter_url: str
     logs: Path
+    pids: tuple[int, ...] = ()
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         body = json.loads(http_get(f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"))
@@ -203,7 +204,8 @@ def running_stack(dist_env: Path, workdir: Path) -> Iterator[Stack]:
                              f"--storage.tsdb.path={workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"])  # fmt: skip
         prom_url = f"http://127.0.0.1:{prom_port}"
         wait_until("prometheus ready", lambda: http_get(f"{prom_url}/-/ready"))
-        yield Stack(em=em, nats_url=f"nats://127.0.0.1:{nats_port}", prometheus_url=prom_url, exporter_url=exporter_url, logs=logs)
+        yield Stack(em=em, nats_url=f"nats://127.0.0.1:{nats_port}", prometheus_url=prom_url, exporter_url=exporter_url, logs=logs,
+                    pids=tuple(p.pid for p in procs))  # fmt: skip
     finally:
         for p in procs:
             p.terminate()

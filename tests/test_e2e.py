@@ -225,3 +225,20 @@ def test_renamed_label_in_a_recording_rule_breaks_the_path(rendered_env: Rendere
         # The pending recording exists, with the renamed label; everything built on it no longer matches.
         wait_until("renamed series recorded", lambda: s.query(slo_rules.PENDING))
         assert s.external_metric(BACKLOG_METRIC, rendered_env.selector) is None
+
+
+def test_every_process_stops_when_a_test_fails(rendered_env: Rendered, tmp_path: Path) -> None:
+    pids: tuple[int, ...] = ()
+    with pytest.raises(RuntimeError, match="a failing test"), running_stack(rendered_env.dist_env, tmp_path) as s:
+        pids = s.pids
+        assert len(pids) == 3 and all(_alive(pid) for pid in pids)
+        raise RuntimeError("a failing test")
+    assert pids and not any(_alive(pid) for pid in pids)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a reaped child no longer has a /proc entry; a zombie would show state Z)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

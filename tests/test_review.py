@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +15,9 @@ from cdk8s_app.errors import UserError
 from cdk8s_app.review import FieldChange, as_markdown, compare, field_changes, load_folder, review
 from cdk8s_app.synth import synth
 
-from .conftest import ENVIRONMENTS
+from .conftest import ENVIRONMENTS, edit, git
 
 runner = CliRunner()
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A git repository holding the shipped environments and their rendered dist/, committed as HEAD."""
-    root = tmp_path / "repo"
-    shutil.copytree(ENVIRONMENTS, root / "environments")
-    synth(root / "environments", root / "dist")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "empty")
-    git(root, "add", "-A")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "render")
-    return root
-
-
-def edit(root: Path, env: str, change: Any) -> None:
-    path = root / "environments" / f"{env}.yaml"
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def body_lines(diff: tuple[str, ...], sign: str) -> list[str]:

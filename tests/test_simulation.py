@@ -18,7 +18,7 @@ from cdk8s_app.simulation.hpa import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, HpaCo
 from cdk8s_app.simulation.load import Arrivals, from_profile, load_recorded
 from cdk8s_app.synth import render
 
-from .conftest import DIST, ENVIRONMENTS
+from .conftest import DIST, ENVIRONMENTS, edit
 
 cli = CliRunner()
 INSTANT_DOWN = Rules(0, "Max", (Policy("Percent", 100, 15),))
@@ -198,3 +198,27 @@ def test_cli_table_json_plot_and_exit_codes(env_copy, tmp_path: Path) -> None:
                        (["--plot", "x.svg"], "PNG"), (["--profile", str(tmp_path / "missing.csv")], "cannot read")]:  # fmt: skip
         res = cli.invoke(app, ["simulate", "--env", "staging", *args, *base])
         assert res.exit_code == 2 and text in res.output and "Traceback" not in res.output, res.output
+
+
+def test_load_beyond_max_capacity_at_the_end_fails_even_inside_the_horizon() -> None:
+    spec = HpaSpec("x", 1, 2, 100.0)
+    out = simulate(spec, FIXED, Arrivals("overload", tuple([25.0] * 300), 0), SLO)
+    assert out.drain_max_seconds < SLO.drain_cap_seconds  # the horizon is too short to see it in drain times
+    assert out.overloaded_at_end and not out.passed
+    assert "grow without bound" in out.violations[-1]
+
+
+def test_base_comparison_shows_what_an_hpa_change_does(repo: Path) -> None:
+    args = ["simulate", "--environments", str(repo / "environments"), "--dist", str(repo / "dist"), "--base", "HEAD", "-o", "markdown"]
+    same = cli.invoke(app, args)
+    assert same.exit_code == 0 and "No HPA changes; all 6 consumer-profiles pass." in same.output
+    edit(repo, "production", lambda d: d["consumers"][1].update(maxReplicas=9))
+    cli.invoke(app, ["synth", "--environments", str(repo / "environments"), "--dist", str(repo / "dist")])
+    changed = cli.invoke(app, args)
+    assert changed.exit_code == 1, changed.output
+    (row,) = [line for line in changed.output.splitlines() if line.startswith("| production | payments-settler")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "month-end-ramp" and " → " in cells[3] and cells[6] == "10 → 9/9" and cells[8] == "PASS → **FAIL**"
+    assert "5 other consumer-profiles: HPA unchanged, SLO met." in changed.output
+    text = cli.invoke(app, args[:-2])
+    assert "vs base: production/payments-settler under month-end-ramp: P95 drain 83s → " in text.output

@@ -68,6 +68,8 @@ class Outcome:
     messages: float
     required_replicas: int
     """Replicas the peak arrival rate needs at the configured throughput."""
+    overloaded_at_end: bool
+    """The load at the end of the horizon exceeds what maxReplicas can process: the backlog grows without bound."""
     slo: Slo
     trace: Trace
 
@@ -78,6 +80,8 @@ class Outcome:
             out.append(f"P95 drain {self.drain_p95_seconds:.0f}s is not under the {self.slo.drain_p95_seconds:.0f}s target")
         if self.drain_max_seconds >= self.slo.drain_cap_seconds:
             out.append(f"max drain {self.drain_max_seconds:.0f}s is not under the {self.slo.drain_cap_seconds:.0f}s cap")
+        if self.overloaded_at_end:
+            out.append("the load at the end outruns maxReplicas, so the backlog and drain times grow without bound")
         return tuple(out)
 
     @property
@@ -178,6 +182,7 @@ def simulate(spec: HpaSpec, model: ConsumerModel, arrivals: Arrivals, slo: Slo) 
         undrained_messages=max(undrained, 0.0),
         messages=cum_arrived[-1],
         required_replicas=math.ceil(arrivals.peak_rate / model.throughput_per_replica),
+        overloaded_at_end=bool(arrivals.rates) and arrivals.rates[-1] > spec.max_replicas * model.throughput_per_replica,
         slo=slo,
         trace=Trace(
             backlog=tuple(trace_backlog),

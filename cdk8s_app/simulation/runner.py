@@ -22,6 +22,7 @@ from .load import Arrivals, from_profile, load_recorded
 class Case:
     env: str
     consumer: str
+    namespace: str
     spec: HpaSpec
     model: ConsumerModel
     arrivals: Arrivals
@@ -32,6 +33,13 @@ class Case:
 class CaseResult:
     case: Case
     outcome: Outcome
+    base: Outcome | None = None
+    """The same load against the HPA as committed at --base (None: no base, or the HPA is new)."""
+    base_spec: HpaSpec | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.base_spec != self.case.spec
 
     def advice(self) -> str:
         """What to change, for a failed case."""
@@ -82,12 +90,41 @@ def plan(env: EnvironmentConfig, dist: Path, *, consumer: str | None = None, pro
                 known = ", ".join(p.name for p in c.load_profiles) or "none"
                 raise UserError(f"{env.name}/{c.name}: no load profile {profile!r} (declared: {known}); or pass a .csv/.json file")
         spec = hpa_spec(em, c)
-        cases += [Case(env.name, c.name, spec, model, a, slo) for a in profiles]
+        cases += [Case(env.name, c.name, c.namespace, spec, model, a, slo) for a in profiles]
     return cases
 
 
-def run(cases: list[Case]) -> list[CaseResult]:
-    return [CaseResult(c, simulate(c.spec, c.model, c.arrivals, c.slo)) for c in cases]
+def run(cases: list[Case], base_specs: dict[tuple[str, str], HpaSpec | None] | None = None) -> list[CaseResult]:
+    """Simulate each case; with ``base_specs`` ((env, consumer) -> HPA at the base ref), also the base HPA under the
+    same load, so a reviewer sees what the change does to drain time."""
+    results = []
+    for c in cases:
+        outcome = simulate(c.spec, c.model, c.arrivals, c.slo)
+        if base_specs is None:
+            results.append(CaseResult(c, outcome))
+            continue
+        base_spec = base_specs.get((c.env, c.consumer))
+        base = None
+        if base_spec is not None:
+            base = outcome if base_spec == c.spec else simulate(base_spec, c.model, c.arrivals, c.slo)
+        results.append(CaseResult(c, outcome, base, base_spec))
+    return results
+
+
+def base_specs(dist: Path, ref: str, cases: list[Case]) -> dict[tuple[str, str], HpaSpec | None]:
+    """The HPAs of ``cases`` as committed in dist/ at ``ref`` (None where the HPA did not exist or did not parse)."""
+    from ..review import load_git
+
+    snapshot = load_git(dist, ref)
+    by_name = {(k.env, k.namespace, k.name): doc for k, doc in snapshot.items() if k.kind == "HorizontalPodAutoscaler"}
+    out: dict[tuple[str, str], HpaSpec | None] = {}
+    for c in cases:
+        doc = by_name.get((c.env, c.namespace, c.consumer))
+        try:
+            out[(c.env, c.consumer)] = HpaSpec.from_manifest(doc, HPA_BACKLOG_METRIC) if doc else None
+        except (KeyError, StopIteration, TypeError, ValueError):
+            out[(c.env, c.consumer)] = None
+    return out
 
 
 def _clock(seconds: float | None) -> str:
@@ -121,13 +158,23 @@ def failure_message(r: CaseResult) -> str:
     return f"{r.case.env}/{r.case.consumer} under {o.profile}: {'; '.join(o.violations)} (peak backlog {o.peak_backlog:,.0f}); {r.advice()}"
 
 
+def _delta(base: Outcome, head: Outcome) -> str:
+    return (
+        f"P95 drain {base.drain_p95_seconds:.0f}s → {head.drain_p95_seconds:.0f}s, max drain {base.drain_max_seconds:.0f}s → "
+        f"{head.drain_max_seconds:.0f}s, peak replicas {base.peak_replicas} → {head.peak_replicas}, replica-minutes "
+        f"{base.replica_minutes:,.0f} → {head.replica_minutes:,.0f}"
+    )
+
+
 def as_text(results: list[CaseResult]) -> str:
     rows = [COLUMNS, *(row(r) for r in results)]
     widths = [max(len(x[i]) for x in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(x, widths, strict=True)).rstrip() for x in rows]
+    compared = [r for r in results if r.base is not None and r.base is not r.outcome]
+    lines += [""] + [f"vs base: {r.case.env}/{r.case.consumer} under {r.outcome.profile}: {_delta(r.base, r.outcome)}" for r in compared if r.base] if compared else []
     failed = [r for r in results if not r.outcome.passed]
     lines += [""] + [f"FAIL {failure_message(r)}" for r in failed] if failed else []
-    undrained = [r for r in results if r.outcome.undrained_messages >= 1]
+    undrained = [r for r in results if r.outcome.undrained_messages >= 1 and not r.outcome.passed]
     lines += [
         f"note: {r.case.env}/{r.case.consumer} under {r.outcome.profile}: {r.outcome.undrained_messages:,.0f} messages still queued at the "
         "end of the horizon; their drain times are lower bounds"
@@ -166,7 +213,43 @@ def as_json(results: list[CaseResult]) -> str:
     return json.dumps(out, indent=2, sort_keys=True) + "\n"
 
 
-FORMATS = {"text": as_text, "json": as_json}
+def _vs(base: Outcome | None, head: Outcome, attr: str, fmt: str) -> str:
+    now = format(getattr(head, attr), fmt)
+    if base is None or base is head:
+        return now
+    before = format(getattr(base, attr), fmt)
+    return now if before == now else f"{before} → {now}"
+
+
+def as_markdown(results: list[CaseResult]) -> str:
+    """A PR comment section; with a base, only HPAs the change touches (and any failure) get a row."""
+    shown = [r for r in results if r.changed or not r.outcome.passed]
+    slo = results[0].outcome.slo if results else None
+    head = "### Drain SLO simulation" + (f" (P95 < {slo.drain_p95_seconds:.0f}s, every message < {slo.drain_cap_seconds:.0f}s)" if slo else "")
+    out = [head, ""]
+    if not shown:
+        return "\n".join([*out, f"No HPA changes; all {len(results)} consumer-profiles pass."]) + "\n"
+    out += ["| Environment | Consumer | Profile | P95 drain | Max drain | Peak backlog | Peak replicas | Replica-min | Result |",
+            "|---|---|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for r in shown:
+        o, b = r.outcome, r.base
+        result = "PASS" if o.passed else "**FAIL**"
+        if b is not None and b is not o and b.passed != o.passed:
+            result = f"{'PASS' if b.passed else 'FAIL'} → {result}"
+        peak = f"{_vs(b, o, 'peak_replicas', 'd')}/{r.case.spec.max_replicas}"
+        out.append(
+            f"| {r.case.env} | {r.case.consumer} | {o.profile} | {_vs(b, o, 'drain_p95_seconds', '.0f')}s | "
+            f"{_vs(b, o, 'drain_max_seconds', '.0f')}s | {_vs(b, o, 'peak_backlog', ',.0f')} | {peak} | "
+            f"{_vs(b, o, 'replica_minutes', ',.0f')} | {result} |"
+        )
+    if len(shown) < len(results):
+        out += ["", f"{len(results) - len(shown)} other consumer-profiles: HPA unchanged, SLO met."]
+    failed = [r for r in shown if not r.outcome.passed]
+    out += [""] + [f"- {failure_message(r)}" for r in failed] if failed else []
+    return "\n".join(out) + "\n"
+
+
+FORMATS = {"text": as_text, "json": as_json, "markdown": as_markdown}
 
 
 def plot(results: list[CaseResult], path: Path) -> None:
