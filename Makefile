@@ -3,7 +3,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 BG := .venv/bin/backlog-gitops
 
-.PHONY: setup setup-test synth check validate test lint
+.PHONY: setup setup-test synth check validate test e2e
 
 setup:
 	scripts/setup.sh
@@ -22,3 +22,6 @@ validate: setup-test
 
 test: setup-test
 	PATH="$(CURDIR)/.tools/bin:$$PATH" .venv/bin/pytest
+
+e2e: setup-test
+	PATH="$(CURDIR)/.tools/bin:$$PATH" .venv/bin/pytest -m e2e
