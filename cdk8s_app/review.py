@@ -165,7 +165,10 @@ def load_git(dist: Path, ref: str) -> Snapshot:
         commit = _git(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
     except subprocess.CalledProcessError:
         raise UserError(f"--base {ref}: no such commit in {top}; fetch it first (for example: git fetch origin main)") from None
-    prefix = dist.resolve().relative_to(top.resolve()).as_posix()
+    try:
+        prefix = dist.resolve().relative_to(top.resolve()).as_posix()
+    except ValueError:
+        raise UserError(f"--base {ref}: {dist} is not inside the repository {top}; pass --dist inside it") from None
     names = [n for n in _git(top, "ls-tree", "-r", "-z", "--name-only", commit, "--", prefix).decode().split("\0") if n]
     wanted = [n for n in names if n.endswith((".yaml", ".yml")) and len(Path(n).relative_to(prefix).parts) >= 2]
     snapshot: Snapshot = {}

@@ -101,6 +101,24 @@ def _weighted_percentile(pieces: list[tuple[float, float]], q: float) -> float:
     return max(wait for wait, _ in pieces)
 
 
+def _fifo_arrivals(cum_arrived: list[float], ptr: int, start: float, end: float) -> tuple[list[tuple[float, float]], int]:
+    """The messages numbered (start, end] as (mean arrival time, count), one chunk per arrival second they span.
+
+    ``cum_arrived[i]`` counts arrivals before second i; ``ptr`` is the first second not yet fully consumed, advanced
+    and returned so the whole run stays linear in time.
+    """
+    chunks = []
+    end = min(end, cum_arrived[-1])
+    while start < end - 1e-9:
+        while ptr + 2 < len(cum_arrived) and cum_arrived[ptr + 1] <= start + 1e-9:
+            ptr += 1
+        lo, hi = cum_arrived[ptr], cum_arrived[ptr + 1]
+        take = min(end, hi) - start
+        chunks.append((ptr + (start + take / 2 - lo) / (hi - lo), take))
+        start += take
+    return chunks, ptr
+
+
 def simulate(spec: HpaSpec, model: ConsumerModel, arrivals: Arrivals, slo: Slo) -> Outcome:
     ctl = HpaController(spec)
     horizon = arrivals.horizon_seconds
@@ -130,25 +148,16 @@ def simulate(spec: HpaSpec, model: ConsumerModel, arrivals: Arrivals, slo: Slo) 
                 pods.sort()  # latest ready-at last: starting pods go first
                 del pods[desired:]
         ready = sum(1 for r in pods if r <= t)
-        arrived = arrivals.rates[t]
-        done = min(backlog + arrived, ready * model.throughput_per_replica)
-        backlog += arrived - done
-        cum_arrived.append(cum_arrived[-1] + arrived)
-        # FIFO: the messages numbered (cum_done, cum_done + done] arrived in the seconds whose span covers them.
-        start, end = cum_done, cum_done + done
-        waits = 0.0
-        while done > 0 and start < end - 1e-9:
-            while cum_arrived[arrival_ptr + 1] <= start + 1e-9:
-                arrival_ptr += 1
-            seg_lo, seg_hi = cum_arrived[arrival_ptr], cum_arrived[arrival_ptr + 1]
-            take = min(end, seg_hi) - start
-            mid = (start + take / 2 - seg_lo) / (seg_hi - seg_lo)
-            wait = (t + 0.5) - (arrival_ptr + mid)
-            pieces.append((max(wait, 0.0), take))
-            waits += max(wait, 0.0) * take
-            start += take
-        cum_done = end
-        trace_drain.append(waits / done if done > 0 else None)
+        cum_arrived.append(cum_arrived[-1] + arrivals.rates[t])
+        # The backlog is derived from the two counters, never accumulated on its own, so they cannot drift apart.
+        done = min(cum_arrived[-1] - cum_done, ready * model.throughput_per_replica)
+        # FIFO: the messages numbered (cum_done, cum_done + done] are the oldest ones queued.
+        chunks, arrival_ptr = _fifo_arrivals(cum_arrived, arrival_ptr, cum_done, cum_done + done)
+        waits = [(max(t + 0.5 - arrived_at, 0.0), count) for arrived_at, count in chunks]
+        pieces += waits
+        cum_done += done
+        backlog = max(cum_arrived[-1] - cum_done, 0.0)
+        trace_drain.append(sum(w * n for w, n in waits) / done if done > 0 else None)
         # At the end of the second: a scrape, then a rule evaluation on the latest scrape, seen by the next HPA sync.
         if (t + 1) % model.scrape_interval_seconds == 0:
             scraped = backlog
@@ -160,13 +169,8 @@ def simulate(spec: HpaSpec, model: ConsumerModel, arrivals: Arrivals, slo: Slo) 
         at_max += len(pods) >= spec.max_replicas
     # Messages still queued: their drain time is at least their wait so far.
     undrained = cum_arrived[-1] - cum_done
-    start = cum_done
-    while undrained > 1e-9 and start < cum_arrived[-1] - 1e-9:
-        while cum_arrived[arrival_ptr + 1] <= start + 1e-9:
-            arrival_ptr += 1
-        take = cum_arrived[arrival_ptr + 1] - start
-        pieces.append((horizon - arrival_ptr - 0.5, take))
-        start += take
+    queued, _ = _fifo_arrivals(cum_arrived, arrival_ptr, cum_done, cum_arrived[-1])
+    pieces += [(horizon - arrived_at, count) for arrived_at, count in queued]
     peak = max(trace_backlog, default=0.0)
     return Outcome(
         profile=arrivals.name,

@@ -10,6 +10,7 @@ from typing import Any
 from ..config import ConsumerConfig, EnvironmentConfig
 from ..durations import parse_duration
 from ..errors import UserError
+from ..review import load_git
 from ..adapter_rules import BACKLOG_METRIC as HPA_BACKLOG_METRIC
 from ..slo_rules import RULE_INTERVAL_SECONDS
 from ..validation.model import EnvManifests, Finding, load_env_manifests
@@ -113,8 +114,6 @@ def run(cases: list[Case], base_specs: dict[tuple[str, str], HpaSpec | None] | N
 
 def base_specs(dist: Path, ref: str, cases: list[Case]) -> dict[tuple[str, str], HpaSpec | None]:
     """The HPAs of ``cases`` as committed in dist/ at ``ref`` (None where the HPA did not exist or did not parse)."""
-    from ..review import load_git
-
     snapshot = load_git(dist, ref)
     by_name = {(k.env, k.namespace, k.name): doc for k, doc in snapshot.items() if k.kind == "HorizontalPodAutoscaler"}
     out: dict[tuple[str, str], HpaSpec | None] = {}
