@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,14 @@ def test_cli_exit_codes(repo: Path) -> None:
     changed = runner.invoke(app, ["diff", *args])
     assert changed.exit_code == 0 and "spec.maxReplicas: 6 → 10" in changed.output
     assert runner.invoke(app, ["diff", "--exit-code", *args]).exit_code == 1
+    table = changed.output.splitlines()
+    assert table[2].split() == ["ENVIRONMENT", "KIND", "ADDED", "CHANGED", "REMOVED"]
+    assert table[3].split() == ["staging", "HorizontalPodAutoscaler", "0", "1", "0"]
+    as_json = json.loads(runner.invoke(app, ["diff", "-o", "json", *args]).stdout)
+    assert as_json["summary"]["staging"] == {"added": 0, "changed": 1, "removed": 0}
+    (item,) = as_json["changes"]
+    assert (item["kind"], item["namespace"], item["name"], item["status"]) == ("HorizontalPodAutoscaler", "orders", "orders-processor", "changed")
+    assert item["fields"] == [{"path": "spec.maxReplicas", "before": 6, "after": 10}]
     bad_ref = runner.invoke(app, ["diff", "--base", "no-such-ref", *args])
     assert bad_ref.exit_code == 2 and "no such commit" in bad_ref.output
     assert runner.invoke(app, ["diff", "--output", "html", *args]).exit_code == 2
