@@ -230,13 +230,10 @@ def _embedded(key: Any, value: Any) -> Any:
     return value
 
 
-def _identity(items: list[Any]) -> str | None:
-    for key in IDENTITY_KEYS:
-        if items and all(isinstance(i, dict) and isinstance(i.get(key), (str, int)) for i in items):
-            values = [i[key] for i in items]
-            if len(set(values)) == len(values):
-                return key
-    return None
+def _keyed_by(items: list[Any], key: str) -> bool:
+    """Every item is a mapping with a unique scalar ``key`` (an empty list qualifies)."""
+    values = [i.get(key) if isinstance(i, dict) else None for i in items]
+    return all(isinstance(v, (str, int)) for v in values) and len(set(values)) == len(values)
 
 
 def field_changes(before: Any, after: Any, path: str = "") -> Iterator[FieldChange]:
@@ -252,8 +249,8 @@ def field_changes(before: Any, after: Any, path: str = "") -> Iterator[FieldChan
                 yield from field_changes(_embedded(key, b), _embedded(key, a), sub)
         return
     if isinstance(before, list) and isinstance(after, list):
-        ident = _identity(before) if before else None
-        if ident and ident == (_identity(after) if after else ident):
+        ident = next((k for k in IDENTITY_KEYS if _keyed_by(before, k) and _keyed_by(after, k)), None)
+        if ident:
             b_by = {i[ident]: i for i in before}
             a_by = {i[ident]: i for i in after}
             order = [i[ident] for i in before] + [i[ident] for i in after if i[ident] not in b_by]
