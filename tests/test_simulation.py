@@ -14,7 +14,16 @@ from cdk8s_app.config import LoadProfile, load_environment
 from cdk8s_app.errors import UserError
 from cdk8s_app.simulation import runner
 from cdk8s_app.simulation.engine import ConsumerModel, Slo, simulate
-from cdk8s_app.simulation.hpa import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, HpaController, HpaSpec, Policy, Rules, proposal
+from cdk8s_app.simulation.hpa import (
+    DEFAULT_SCALE_DOWN,
+    DEFAULT_SCALE_UP,
+    HpaController,
+    HpaSpec,
+    Policy,
+    Rules,
+    proposal,
+    value_proposal,
+)
 from cdk8s_app.simulation.load import Arrivals, from_profile, load_recorded
 from cdk8s_app.synth import render
 
@@ -46,6 +55,17 @@ def test_docs_ratio_examples_double_and_halve() -> None:
 @pytest.mark.parametrize(("usage", "expected"), [(1050, 10), (950, 10), (1090, 10), (1100, 11), (1110, 12), (890, 9)])
 def test_tolerance_band_skips_small_changes(usage: float, expected: int) -> None:
     assert proposal(current=10, usage=usage, target=100) == expected
+
+
+def test_value_target_scales_from_ready_pods_and_the_largest_proposal_wins() -> None:
+    # GetExternalMetricReplicas: ceil(usage / target * readyPods), inside the tolerance: current.
+    assert value_proposal(current=3, ready=2, usage=600, target=300) == 4
+    assert value_proposal(current=3, ready=2, usage=310, target=300) == 3
+    spec = HpaSpec("x", 1, 20, 1000.0, drain_p95_target=300.0)
+    # The backlog asks for 1, the drain P95 (900 s vs 300 s) for ceil(3 * 2) = 6: the larger wins.
+    assert HpaController(spec).reconcile(0.0, 2, 1000.0, ready=2, drain_p95=900.0) == 6
+    # No drain data (no drains in the window): only the backlog counts.
+    assert HpaController(spec).reconcile(0.0, 2, 1000.0, ready=2, drain_p95=None) == 1
 
 
 def test_bounds_clamp_the_result() -> None:
@@ -144,6 +164,22 @@ def test_scale_up_waits_for_the_metric_pipeline_and_pod_startup() -> None:
     assert out.first_scale_up_seconds == 20
     ready = out.trace.ready
     assert ready[59] == 1 and ready[60] > 1  # ready 30 s after the scale-up at t=30
+
+
+def test_drain_target_below_the_backlog_equilibrium_buys_lower_drain_times() -> None:
+    # A backlog target of 1000 at 10 msg/s per replica settles near 100 s of drain; a 30 s drain target scales further.
+    load = Arrivals("step", tuple([5.0] * 60 + [50.0] * 1200 + [5.0] * 900), 60)
+    plain = simulate(HpaSpec("x", 1, 20, 1000.0), FIXED, load, SLO)
+    with_drain = simulate(HpaSpec("x", 1, 20, 1000.0, drain_p95_target=30.0), FIXED, load, SLO)
+    assert plain.drain_p95_seconds > 80
+    assert with_drain.drain_p95_seconds < 0.9 * plain.drain_p95_seconds  # lags: the P95 window is 5 minutes
+    assert with_drain.peak_replicas > plain.peak_replicas
+
+
+def test_spec_reads_the_drain_target_of_a_rendered_hpa() -> None:
+    doc = yaml.safe_load((DIST / "production" / "HorizontalPodAutoscaler.orders-processor.k8s.yaml").read_text())
+    assert HpaSpec.from_manifest(doc, "backlog_current", "backlog_drain_p95_seconds").drain_p95_target == 300.0
+    assert HpaSpec.from_manifest(doc, "backlog_current").drain_p95_target is None
 
 
 def test_recorded_series_from_csv_and_json(tmp_path: Path) -> None:

@@ -10,17 +10,22 @@ Model, one-second steps:
 - Drain time is publish-to-ack per message (the ``backlog_drain_seconds`` histogram of the metrics contract):
   FIFO, so the messages processed in second t are those that arrived when the cumulative arrivals crossed the
   cumulative processed count. Messages still queued at the end count with their wait so far (a lower bound).
-Only the backlog metric is modelled. An HPA also scaling on drain P95 takes the larger of both proposals, so it
-scales at least as far: for scale-up the result here is conservative.
+- An HPA that also has a drain P95 target sees the P95 of the drain times of the messages processed in the
+  5 minutes before each scrape (``slo_backlog_drain_p95`` is ``histogram_quantile`` over a 5m rate; the model uses
+  exact times, not buckets), through the same pipeline; no drains in the window means no data (NaN upstream).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from .hpa import SYNC_PERIOD_SECONDS, HpaController, HpaSpec
 from .load import Arrivals
+
+
+DRAIN_WINDOW_SECONDS = 300  # the [5m] of the slo_backlog_drain_p95 recording
 
 
 @dataclass(frozen=True)
@@ -134,12 +139,16 @@ def simulate(spec: HpaSpec, model: ConsumerModel, arrivals: Arrivals, slo: Slo) 
     trace_drain: list[float | None] = []
     scraped = 0.0  # the exporter's value at the latest scrape
     recorded = 0.0  # the recording rule's value at its latest evaluation
+    recent: deque[tuple[int, float, float]] = deque()  # (second, drain seconds, messages) of the last 5 minutes
+    scraped_drain: float | None = None
+    recorded_drain: float | None = None
     first_up: int | None = None
     at_max = 0
     for t in range(horizon):
         if t % model.sync_period_seconds == 0:
             current = len(pods)
-            desired = ctl.reconcile(float(t), current, recorded)
+            ready_now = sum(1 for r in pods if r <= t)
+            desired = ctl.reconcile(float(t), current, recorded, ready=ready_now, drain_p95=recorded_drain)
             if desired > current:
                 pods.extend([t + model.pod_startup_seconds] * (desired - current))
                 if first_up is None and t >= arrivals.start_seconds:
@@ -155,14 +164,20 @@ def simulate(spec: HpaSpec, model: ConsumerModel, arrivals: Arrivals, slo: Slo) 
         chunks, arrival_ptr = _fifo_arrivals(cum_arrived, arrival_ptr, cum_done, cum_done + done)
         waits = [(max(t + 0.5 - arrived_at, 0.0), count) for arrived_at, count in chunks]
         pieces += waits
+        if spec.drain_p95_target is not None:
+            recent.extend((t, w, n) for w, n in waits)
         cum_done += done
         backlog = max(cum_arrived[-1] - cum_done, 0.0)
         trace_drain.append(sum(w * n for w, n in waits) / done if done > 0 else None)
         # At the end of the second: a scrape, then a rule evaluation on the latest scrape, seen by the next HPA sync.
         if (t + 1) % model.scrape_interval_seconds == 0:
             scraped = backlog
+            if spec.drain_p95_target is not None:
+                while recent and recent[0][0] <= t - DRAIN_WINDOW_SECONDS:
+                    recent.popleft()
+                scraped_drain = _weighted_percentile([(w, n) for _, w, n in recent], 0.95) if recent else None
         if (t + 1) % model.rule_interval_seconds == 0:
-            recorded = scraped
+            recorded, recorded_drain = scraped, scraped_drain
         trace_backlog.append(backlog)
         trace_replicas.append(len(pods))
         trace_ready.append(ready)

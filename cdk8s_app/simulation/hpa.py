@@ -1,9 +1,12 @@
 """A model of the Kubernetes HPA v2 controller, for one External metric with an AverageValue target.
 
 Follows kubernetes/kubernetes pkg/controller/podautoscaler (v1.31/1.32):
-- replica_calculator.go ``GetExternalPerPodMetricReplicas``: usage is the sum of the metric's series;
-  ``ratio = usage / (target * currentReplicas)``; when ``|1 - ratio| > tolerance`` (0.1, kube-controller-manager
-  ``--horizontal-pod-autoscaler-tolerance``) the proposal is ``ceil(usage / target)``, otherwise current.
+- replica_calculator.go ``GetExternalPerPodMetricReplicas`` (AverageValue): usage is the sum of the metric's
+  series; ``ratio = usage / (target * currentReplicas)``; when ``|1 - ratio| > tolerance`` (0.1,
+  kube-controller-manager ``--horizontal-pod-autoscaler-tolerance``) the proposal is ``ceil(usage / target)``,
+  otherwise current. ``GetExternalMetricReplicas`` (Value): ``ratio = usage / target``; outside the tolerance the
+  proposal is ``ceil(ratio * readyPods)``. ``computeReplicasForMetrics`` takes the largest proposal; a metric
+  without data is skipped while another one has data.
 - horizontal.go ``reconcileAutoscaler``: current above max (below min) goes straight to max (min); otherwise
   ``normalizeDesiredReplicasWithBehaviors``: ``stabilizeRecommendationWithBehaviors`` (every unclamped proposal is
   recorded; the result is current raised to the minimum proposal inside the scale-up window and lowered to the
@@ -58,13 +61,22 @@ class HpaSpec:
     max_replicas: int
     target_average_value: float
     """AverageValue target of the backlog metric."""
+    drain_p95_target: float | None = None
+    """Value target of the drain P95 metric, when the HPA has one."""
     scale_up: Rules = DEFAULT_SCALE_UP
     scale_down: Rules = DEFAULT_SCALE_DOWN
 
     @classmethod
-    def from_manifest(cls, doc: dict[str, Any], metric: str) -> HpaSpec:
-        """The spec of a rendered autoscaling/v2 HPA, scaling on the External AverageValue ``metric``."""
+    def from_manifest(cls, doc: dict[str, Any], metric: str, drain_metric: str | None = None) -> HpaSpec:
+        """The spec of a rendered autoscaling/v2 HPA, scaling on the External AverageValue ``metric`` (and the
+        External Value ``drain_metric``, when present)."""
         spec = doc["spec"]
+        drain = [
+            m["external"]["target"]["value"]
+            for m in spec["metrics"]
+            if drain_metric and m.get("type") == "External" and m["external"]["metric"]["name"] == drain_metric
+            and m["external"]["target"]["type"] == "Value"
+        ]  # fmt: skip
         target = next(
             m["external"]["target"]
             for m in spec["metrics"]
@@ -76,6 +88,7 @@ class HpaSpec:
             min_replicas=int(spec.get("minReplicas", 1)),
             max_replicas=int(spec["maxReplicas"]),
             target_average_value=float(target["averageValue"]),
+            drain_p95_target=float(drain[0]) if drain else None,
             scale_up=_rules(behavior.get("scaleUp"), DEFAULT_SCALE_UP),
             scale_down=_rules(behavior.get("scaleDown"), DEFAULT_SCALE_DOWN),
         )
@@ -92,11 +105,19 @@ def _rules(raw: dict[str, Any] | None, default: Rules) -> Rules:
 
 
 def proposal(current: int, usage: float, target: float, tolerance: float = TOLERANCE) -> int:
-    """Replicas the metric asks for (before behavior and bounds)."""
+    """Replicas an AverageValue metric asks for (before behavior and bounds)."""
     ratio = usage / (target * current)
     if abs(1.0 - ratio) > tolerance:
         return math.ceil(usage / target)
     return current
+
+
+def value_proposal(current: int, ready: int, usage: float, target: float, tolerance: float = TOLERANCE) -> int:
+    """Replicas a Value metric asks for: scaled from the ready pods."""
+    ratio = usage / target
+    if abs(1.0 - ratio) <= tolerance:
+        return current
+    return math.ceil(ratio * ready)
 
 
 @dataclass
@@ -109,8 +130,12 @@ class HpaController:
     up_events: list[tuple[float, int]] = field(default_factory=list)
     down_events: list[tuple[float, int]] = field(default_factory=list)
 
-    def reconcile(self, now: float, current: int, usage: float) -> int:
-        """One sync: the replica count the controller sets (``current`` when it does not rescale)."""
+    def reconcile(self, now: float, current: int, usage: float, *, ready: int | None = None, drain_p95: float | None = None) -> int:
+        """One sync: the replica count the controller sets (``current`` when it does not rescale).
+
+        ``usage`` is the backlog metric; ``drain_p95`` the drain metric (None: no data), used when the spec has a
+        drain target, with ``ready`` pods (default: all current pods).
+        """
         s = self.spec
         if current == 0:
             return 0  # scaling is disabled while the target is scaled to zero
@@ -119,7 +144,11 @@ class HpaController:
         elif current < s.min_replicas:
             desired = s.min_replicas
         else:
-            desired = self._normalize(now, current, proposal(current, usage, s.target_average_value, self.tolerance))
+            proposed = proposal(current, usage, s.target_average_value, self.tolerance)
+            if s.drain_p95_target is not None and drain_p95 is not None:
+                ready_pods = current if ready is None else ready
+                proposed = max(proposed, value_proposal(current, ready_pods, drain_p95, s.drain_p95_target, self.tolerance))
+            desired = self._normalize(now, current, proposed)
         if desired > current:
             self.up_events.append((now, desired - current))
         elif desired < current:
