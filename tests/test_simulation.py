@@ -258,3 +258,11 @@ def test_base_comparison_shows_what_an_hpa_change_does(repo: Path) -> None:
     assert "5 other consumer-profiles: HPA unchanged, SLO met." in changed.output
     text = cli.invoke(app, args[:-2])
     assert "vs base: production/payments-settler under month-end-ramp: P95 drain 83s → " in text.output
+
+
+def test_markdown_table_is_bounded_for_fleet_wide_changes() -> None:
+    spec = HpaSpec("x", 1, 2, 100.0)
+    cases = [runner.Case("fleet", f"c{i:03d}", "ns", spec, FIXED, Arrivals("tiny", (1.0,) * 60, 0), SLO) for i in range(runner.MARKDOWN_ROWS + 10)]
+    md = runner.as_markdown(runner.run(cases))
+    assert sum(1 for line in md.splitlines() if line.startswith("| fleet |")) == runner.MARKDOWN_ROWS
+    assert "… and 10 more changed consumer-profiles" in md

@@ -221,6 +221,9 @@ def _vs(base: Outcome | None, head: Outcome, attr: str, fmt: str) -> str:
     return now if before == now else f"{before} → {now}"
 
 
+MARKDOWN_ROWS = 60
+
+
 def as_markdown(results: list[CaseResult]) -> str:
     """A PR comment section; with a base, only HPAs the change touches (and any failure) get a row."""
     shown = [r for r in results if r.changed or not r.outcome.passed]
@@ -231,7 +234,9 @@ def as_markdown(results: list[CaseResult]) -> str:
         return "\n".join([*out, f"No HPA changes; all {len(results)} consumer-profiles pass."]) + "\n"
     out += ["| Environment | Consumer | Profile | P95 drain | Max drain | Peak backlog | Peak replicas | Replica-min | Result |",
             "|---|---|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
-    for r in shown:
+    # Failures first, and a bounded table: a fleet-wide change must still fit in one PR comment.
+    shown.sort(key=lambda r: r.outcome.passed)
+    for r in shown[:MARKDOWN_ROWS]:
         o, b = r.outcome, r.base
         result = "PASS" if o.passed else "**FAIL**"
         if b is not None and b is not o and b.passed != o.passed:
@@ -242,9 +247,11 @@ def as_markdown(results: list[CaseResult]) -> str:
             f"{_vs(b, o, 'drain_max_seconds', '.0f')}s | {_vs(b, o, 'peak_backlog', ',.0f')} | {peak} | "
             f"{_vs(b, o, 'replica_minutes', ',.0f')} | {result} |"
         )
+    if len(shown) > MARKDOWN_ROWS:
+        out += ["", f"… and {len(shown) - MARKDOWN_ROWS} more changed consumer-profiles; run `backlog-gitops simulate` for all."]
     if len(shown) < len(results):
         out += ["", f"{len(results) - len(shown)} other consumer-profiles: HPA unchanged, SLO met."]
-    failed = [r for r in shown if not r.outcome.passed]
+    failed = [r for r in shown if not r.outcome.passed][:MARKDOWN_ROWS]
     out += [""] + [f"- {failure_message(r)}" for r in failed] if failed else []
     return "\n".join(out) + "\n"
 
