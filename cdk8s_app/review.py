@@ -25,6 +25,7 @@ import yaml
 
 from .errors import UserError
 from .synth import render
+from .validation.model import YAML_LOADER
 
 Status = Literal["added", "changed", "removed"]
 STATUSES: tuple[Status, ...] = ("added", "changed", "removed")
@@ -108,8 +109,6 @@ class Review:
 
 
 Snapshot = dict[ResourceKey, dict[str, Any]]
-# libyaml's parser when PyYAML was built with it: several times faster on a fleet's dist/.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # ---- loading both sides ------------------------------------------------------------------------------------------
@@ -117,7 +116,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _add_documents(snapshot: Snapshot, origin: dict[ResourceKey, str], env: str, source: str, text: str) -> None:
     try:
-        docs = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
+        docs = [d for d in yaml.load_all(text, Loader=YAML_LOADER) if d is not None]
     except yaml.YAMLError as exc:
         raise UserError(f"{source}: not valid YAML ({exc.__class__.__name__}); fix the file or re-run 'backlog-gitops synth'") from None
     for doc in docs:

@@ -69,9 +69,15 @@ def hpa_spec(em: EnvManifests, consumer: ConsumerConfig) -> HpaSpec:
         ) from None
 
 
-def plan(env: EnvironmentConfig, dist: Path, *, consumer: str | None = None, profile: str | None = None) -> list[Case]:
-    """The cases to run; ``profile`` is a declared profile's name or a recorded series file (CSV/JSON)."""
-    em = load_env_manifests(dist / env.name)
+def plan(
+    env: EnvironmentConfig, dist: Path | EnvManifests, *, consumer: str | None = None, profile: str | None = None, skip_malformed: bool = False
+) -> list[Case]:
+    """The cases to run; ``profile`` is a declared profile's name or a recorded series file (CSV/JSON).
+
+    ``dist`` is the dist/ folder or the environment's already loaded manifests; ``skip_malformed`` leaves out
+    consumers whose HPA is missing or malformed (validate reports those under other rules).
+    """
+    em = dist if isinstance(dist, EnvManifests) else load_env_manifests(dist / env.name)
     consumers = [c for c in env.consumers if consumer is None or c.name == consumer]
     if not consumers:
         raise UserError(f"{env.name}: no consumer {consumer!r}; known: {', '.join(c.name for c in env.consumers)}")
@@ -91,7 +97,12 @@ def plan(env: EnvironmentConfig, dist: Path, *, consumer: str | None = None, pro
             if profile is not None and not profiles:
                 known = ", ".join(p.name for p in c.load_profiles) or "none"
                 raise UserError(f"{env.name}/{c.name}: no load profile {profile!r} (declared: {known}); or pass a .csv/.json file")
-        spec = hpa_spec(em, c)
+        try:
+            spec = hpa_spec(em, c)
+        except UserError:
+            if skip_malformed:
+                continue
+            raise
         cases += [Case(env.name, c.name, c.namespace, spec, model, a, slo) for a in profiles]
     return cases
 
@@ -305,15 +316,9 @@ SIM_TITLE = "simulate: each HPA drains its declared load profiles within the dra
 def findings(env: EnvironmentConfig, em: EnvManifests) -> list[Finding]:
     """validate's SIM001: the declared load envelope, simulated against the HPAs in dist/."""
     out = []
-    cases = []
-    for c in env.consumers:
-        try:
-            cases += plan(env, em.folder.parent, consumer=c.name)
-        except UserError:
-            continue  # a missing or malformed HPA is reported by KCF/XREF rules; nothing to simulate
-    for r in run(cases):
+    for r in run(plan(env, em, skip_malformed=True)):
         if not r.outcome.passed:
-            manifest = em.find("HorizontalPodAutoscaler", r.case.consumer, next(c.namespace for c in env.consumers if c.name == r.case.consumer))
+            manifest = em.find("HorizontalPodAutoscaler", r.case.consumer, r.case.namespace)
             assert manifest is not None  # plan() found it
             o = r.outcome
             message = (

@@ -13,6 +13,9 @@ import yaml
 
 from ..adapter_rules import AdapterRule, AdapterRules, SeriesFilter
 
+# libyaml's safe parser when PyYAML was built with it: several times faster on a fleet's dist/.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Finding:
@@ -100,7 +103,7 @@ class EnvManifests:
             text = (cm.doc.get("data") or {}).get("config.yaml")
             if text is None:
                 continue
-            raw = yaml.safe_load(text) or {}
+            raw = yaml.load(text, Loader=YAML_LOADER) or {}
             if not isinstance(raw, dict) or not ({"rules", "externalRules"} & set(raw)):
                 continue
             found.append((cm, AdapterRules(rules=_parse_rules(raw.get("rules"), False), external_rules=_parse_rules(raw.get("externalRules"), True))))
@@ -165,7 +168,7 @@ def _parse_rules(raw: Any, external: bool) -> tuple[AdapterRule, ...]:
 def load_env_manifests(folder: Path) -> EnvManifests:
     manifests = []
     for path in sorted(folder.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
+        for doc in yaml.load_all(path.read_text(), Loader=YAML_LOADER):
             if doc:
                 manifests.append(Manifest(path=path, doc=doc))
     return EnvManifests(env=folder.name, folder=folder, manifests=manifests)
