@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..adapter_rules import BACKLOG_METRIC, DRAIN_P95_METRIC
 from ..config import ConsumerConfig, EnvironmentConfig
 from ..durations import parse_duration
 from ..errors import UserError
 from ..review import load_git
-from ..adapter_rules import BACKLOG_METRIC as HPA_BACKLOG_METRIC
-from ..adapter_rules import DRAIN_P95_METRIC
 from ..slo_rules import RULE_INTERVAL_SECONDS
 from ..validation.model import EnvManifests, Finding, load_env_manifests
 from .engine import ConsumerModel, Outcome, Slo, simulate
@@ -61,10 +60,10 @@ def hpa_spec(em: EnvManifests, consumer: ConsumerConfig) -> HpaSpec:
     if manifest is None:
         raise UserError(f"{em.folder}: no HorizontalPodAutoscaler {consumer.namespace}/{consumer.name}; run 'backlog-gitops synth'")
     try:
-        return HpaSpec.from_manifest(manifest.doc, HPA_BACKLOG_METRIC, DRAIN_P95_METRIC)
+        return HpaSpec.from_manifest(manifest.doc, BACKLOG_METRIC, DRAIN_P95_METRIC)
     except (KeyError, StopIteration, TypeError, ValueError):
         raise UserError(
-            f"{manifest.path}: not an autoscaling/v2 HPA with an External AverageValue target on {HPA_BACKLOG_METRIC}; "
+            f"{manifest.path}: not an autoscaling/v2 HPA with an External AverageValue target on {BACKLOG_METRIC}; "
             "run 'backlog-gitops synth' (and 'validate')"
         ) from None
 
@@ -132,7 +131,7 @@ def base_specs(dist: Path, ref: str, cases: list[Case]) -> dict[tuple[str, str],
     for c in cases:
         doc = by_name.get((c.env, c.namespace, c.consumer))
         try:
-            out[(c.env, c.consumer)] = HpaSpec.from_manifest(doc, HPA_BACKLOG_METRIC, DRAIN_P95_METRIC) if doc else None
+            out[(c.env, c.consumer)] = HpaSpec.from_manifest(doc, BACKLOG_METRIC, DRAIN_P95_METRIC) if doc else None
         except (KeyError, StopIteration, TypeError, ValueError):
             out[(c.env, c.consumer)] = None
     return out
