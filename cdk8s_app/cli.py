@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -31,6 +32,11 @@ def _root() -> None:
 def fail(exc: UserError) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(exc.exit_code)
+
+
+def check_output(output: str, formats: Mapping[str, object]) -> None:
+    if output not in formats:
+        raise UserError(f"unknown --output {output!r}; use one of: {', '.join(formats)}")
 
 
 @app.command()
@@ -75,8 +81,7 @@ def validate(
     from .validation.runner import validate as run_validate
 
     try:
-        if output not in REPORTERS:
-            raise UserError(f"unknown --output {output!r}; use one of: {', '.join(REPORTERS)}")
+        check_output(output, REPORTERS)
         result = run_validate(environments, dist, env)
     except UserError as exc:
         raise fail(exc) from None
@@ -98,8 +103,7 @@ def diff(
     from . import review
 
     try:
-        if output not in review.FORMATS:
-            raise UserError(f"unknown --output {output!r}; use one of: {', '.join(review.FORMATS)}")
+        check_output(output, review.FORMATS)
         result = review.review(environments, dist, base_ref=base, only=env)
     except UserError as exc:
         raise fail(exc) from None
@@ -128,8 +132,7 @@ def simulate(
     from .simulation import runner
 
     try:
-        if output not in runner.FORMATS:
-            raise UserError(f"unknown --output {output!r}; use one of: {', '.join(runner.FORMATS)}")
+        check_output(output, runner.FORMATS)
         if plot is not None and plot.suffix.lower() != ".png":
             raise UserError(f"--plot {plot}: the plot is a PNG; name the file *.png")
         cases = []
